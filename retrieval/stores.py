@@ -61,8 +61,13 @@ class VectorStore(Protocol):
         filters: SearchFilters,
         limit: int,
         mode: SearchMode,
+        prior_weight: float = 0.0,
     ) -> dict[str, list[Hit]]:
-        """Hits of the requested mode under key ``mode``, plus the single retrievers used by a hybrid query."""
+        """Hits of the requested mode under key ``mode``, plus the single retrievers used by a hybrid query.
+
+        Hybrid is RRF over the two retrievers, then ``score + prior_weight * prior`` (a formula
+        stage inside the engine) so often-used procedures win ties between near-equal matches.
+        """
         ...
 
     def content_hashes(self, tenant: str, source: str | None = None) -> dict[str, str]: ...
@@ -88,6 +93,7 @@ def point_payload(document: Document) -> dict[str, Any]:
         "url": document.url,
         "language": document.language,
         "content_hash": document.content_hash,
+        "prior": document.prior,
         "payload": document.payload,
     }
 
@@ -214,8 +220,9 @@ class EdgeStore:
         filters: SearchFilters,
         limit: int,
         mode: SearchMode,
+        prior_weight: float = 0.0,
     ) -> dict[str, list[Hit]]:
-        from qdrant_edge import Fusion, Prefetch, Query, QueryBatchRequest, QueryRequest
+        from qdrant_edge import Expression, Formula, Fusion, Prefetch, Query, QueryBatchRequest, QueryRequest
         from qdrant_edge import SparseVector as EdgeSparse
 
         shard = self._require()
@@ -226,20 +233,36 @@ class EdgeStore:
             if sparse is not None and sparse.indices
             else None
         )
-        requests: dict[str, Any] = {}
+        selected = {
+            name: q
+            for name, q in (("dense", dense_query), ("sparse", sparse_query))
+            if q is not None and mode in (name, "hybrid")
+        }
         depth = max(limit * 4, 40)
-        if dense_query is not None and mode in ("dense", "hybrid"):
-            requests["dense"] = QueryRequest(limit=depth, query=dense_query, filter=flt, with_payload=True)
-        if sparse_query is not None and mode in ("sparse", "hybrid"):
-            requests["sparse"] = QueryRequest(limit=depth, query=sparse_query, filter=flt, with_payload=True)
-        if mode == "hybrid" and len(requests) == 2:
-            requests["hybrid"] = QueryRequest(
-                limit=limit,
-                prefetches=[
-                    Prefetch(limit=depth, query=dense_query, filter=flt),
-                    Prefetch(limit=depth, query=sparse_query, filter=flt),
-                ],
+        # the single retrievers' lists (ids and raw scores only) annotate the result for calibration
+        requests: dict[str, Any] = {
+            name: QueryRequest(limit=depth, query=q, filter=flt, with_payload=False) for name, q in selected.items()
+        }
+        if len(selected) == 1 and not prior_weight:
+            requests["result"] = QueryRequest(
+                limit=limit, query=next(iter(selected.values())), filter=flt, with_payload=True
+            )
+        elif selected:
+            fused = Prefetch(
+                limit=2 * depth,
+                prefetches=[Prefetch(limit=depth, query=q, filter=flt) for q in selected.values()],
                 query=Fusion.Rrf(k=RRF_K),
+            )
+            score = Expression.Sum(
+                [
+                    Expression.Variable("$score"),
+                    Expression.Mult([Expression.Constant(prior_weight), Expression.Variable("prior")]),
+                ]
+            )
+            requests["result"] = QueryRequest(
+                limit=limit,
+                prefetches=[fused],
+                query=Formula(score, defaults={"prior": 0.0}),
                 with_payload=True,
             )
         if not requests:
@@ -251,8 +274,7 @@ class EdgeStore:
             name: [Hit(point_id=str(r.id), score=float(r.score), payload=dict(r.payload or {})) for r in rows]
             for name, rows in zip(names, results, strict=True)
         }
-        if mode not in out:  # hybrid with one retriever unavailable (e.g. a query with no sparse terms)
-            out[mode] = out[names[0]][:limit]
+        out[mode] = out.pop("result")
         return out
 
     def _scroll(self, flt: Any, fields: list[str]) -> Iterable[dict[str, Any]]:
@@ -388,6 +410,7 @@ class QdrantClientStore:
         filters: SearchFilters,
         limit: int,
         mode: SearchMode,
+        prior_weight: float = 0.0,
     ) -> dict[str, list[Hit]]:
         from qdrant_client import models
 
@@ -399,22 +422,33 @@ class QdrantClientStore:
             if sparse is not None and sparse.indices
             else None
         )
-        requests: dict[str, models.QueryRequest] = {}
-        if dense_q is not None and mode in ("dense", "hybrid"):
-            requests["dense"] = models.QueryRequest(
-                query=dense_q, using=DENSE, filter=flt, limit=depth, with_payload=True
-            )
-        if sparse_q is not None and mode in ("sparse", "hybrid"):
-            requests["sparse"] = models.QueryRequest(
-                query=sparse_q, using=SPARSE, filter=flt, limit=depth, with_payload=True
-            )
-        if mode == "hybrid" and len(requests) == 2:
-            requests["hybrid"] = models.QueryRequest(
+        selected = {
+            name: (q, using)
+            for name, q, using in (("dense", dense_q, DENSE), ("sparse", sparse_q, SPARSE))
+            if q is not None and mode in (name, "hybrid")
+        }
+        # the single retrievers' lists (ids and raw scores only) annotate the result for calibration
+        requests: dict[str, models.QueryRequest] = {
+            name: models.QueryRequest(query=q, using=using, filter=flt, limit=depth, with_payload=False)
+            for name, (q, using) in selected.items()
+        }
+        if len(selected) == 1 and not prior_weight:
+            q, using = next(iter(selected.values()))
+            requests["result"] = models.QueryRequest(query=q, using=using, filter=flt, limit=limit, with_payload=True)
+        elif selected:
+            fused = models.Prefetch(
                 prefetch=[
-                    models.Prefetch(query=dense_q, using=DENSE, filter=flt, limit=depth),
-                    models.Prefetch(query=sparse_q, using=SPARSE, filter=flt, limit=depth),
+                    models.Prefetch(query=q, using=using, filter=flt, limit=depth) for q, using in selected.values()
                 ],
                 query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
+                limit=2 * depth,
+            )
+            requests["result"] = models.QueryRequest(
+                prefetch=[fused],
+                query=models.FormulaQuery(
+                    formula=models.SumExpression(sum=["$score", models.MultExpression(mult=[prior_weight, "prior"])]),
+                    defaults={"prior": 0.0},
+                ),
                 limit=limit,
                 with_payload=True,
             )
@@ -426,8 +460,7 @@ class QdrantClientStore:
             name: [Hit(point_id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in resp.points]
             for name, resp in zip(names, responses, strict=True)
         }
-        if mode not in out:
-            out[mode] = out[names[0]][:limit]
+        out[mode] = out.pop("result")
         return out
 
     def content_hashes(self, tenant: str, source: str | None = None) -> dict[str, str]:

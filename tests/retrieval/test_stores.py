@@ -16,18 +16,56 @@ from retrieval.stores import EdgeStore, QdrantClientStore, VectorStore
 from retrieval.testing import HashEmbedder
 
 DOCS = [
-    Document(id="p1", tenant=SHARED_TENANT, kind="procedure", source="procs", title="戸籍の届出（出生）",
-             text="手続名: 戸籍の届出（出生）\n提出先: 市役所・町村役場"),
-    Document(id="p2", tenant=SHARED_TENANT, kind="procedure", source="procs", title="児童手当の認定の請求",
-             text="手続名: 児童手当の認定の請求\nライフイベント: 出生・こども"),
-    Document(id="p3", tenant=SHARED_TENANT, kind="procedure", source="procs", title="一般旅券の発給の申請",
-             text="手続名: 一般旅券の発給の申請\n提出先: 都道府県庁"),
-    Document(id="g1", tenant="cityA", kind="garbage", source="garbage", title="フライパン（ごみの分別）",
-             text="品目: フライパン\n分別区分: 燃やさないごみ"),
-    Document(id="g2", tenant="cityB", kind="garbage", source="garbage", title="フライパン（ごみの分別）",
-             text="品目: フライパン\n分別区分: 金属ごみ", language="ja"),
-    Document(id="e1", tenant="cityA", kind="document", source="guide", title="Passport guide",
-             text="Apply for a passport at the prefectural office.", language="en"),
+    Document(
+        id="p1",
+        tenant=SHARED_TENANT,
+        kind="procedure",
+        source="procs",
+        title="戸籍の届出（出生）",
+        text="手続名: 戸籍の届出（出生）\n提出先: 市役所・町村役場",
+    ),
+    Document(
+        id="p2",
+        tenant=SHARED_TENANT,
+        kind="procedure",
+        source="procs",
+        title="児童手当の認定の請求",
+        text="手続名: 児童手当の認定の請求\nライフイベント: 出生・こども",
+    ),
+    Document(
+        id="p3",
+        tenant=SHARED_TENANT,
+        kind="procedure",
+        source="procs",
+        title="一般旅券の発給の申請",
+        text="手続名: 一般旅券の発給の申請\n提出先: 都道府県庁",
+    ),
+    Document(
+        id="g1",
+        tenant="cityA",
+        kind="garbage",
+        source="garbage",
+        title="フライパン（ごみの分別）",
+        text="品目: フライパン\n分別区分: 燃やさないごみ",
+    ),
+    Document(
+        id="g2",
+        tenant="cityB",
+        kind="garbage",
+        source="garbage",
+        title="フライパン（ごみの分別）",
+        text="品目: フライパン\n分別区分: 金属ごみ",
+        language="ja",
+    ),
+    Document(
+        id="e1",
+        tenant="cityA",
+        kind="document",
+        source="guide",
+        title="Passport guide",
+        text="Apply for a passport at the prefectural office.",
+        language="en",
+    ),
 ]
 
 
