@@ -1,0 +1,249 @@
+"""The extractive composer: cited answers from retrieved passages and registry fields, no LLM.
+
+Tiny local LLMs write poor Japanese, so the embedded default never invents wording: every
+sentence is a template from ``prompts/answer_wording.yaml`` filled with fields of one passage,
+or a sentence copied from a passage, and carries that passage's citation number.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from assistant._types import Citation, Draft, Sentence
+from prompts import PromptSpec
+from prompts import load as load_prompt
+from retrieval._types import Language, Passage
+from retrieval.sparse import CharBigramTokenizer
+
+#: what a question asks about -> the procedure fields that answer it
+_ASKS = {
+    "attachments": re.compile(r"書類|必要な?もの|持ち物|持って|添付|document|bring|need to submit|paper", re.I),
+    "online": re.compile(
+        r"オンライン|電子申請|ネット|インターネット|マイナポータル|e-?gov|online|internet|electronic", re.I
+    ),
+    "fee": re.compile(r"手数料|費用|料金|お金|いくら|有料|無料|fee|cost|charge|how much|free", re.I),
+    "office": re.compile(r"どこ|窓口|提出先|申請先|届け?先|役所|役場|where|office|submit to|apply at", re.I),
+    "law": re.compile(r"法律|法令|根拠|条文|law|legal basis|act\b", re.I),
+    "period": re.compile(r"期間|何日|どのくらい|日数|かかる|how long|processing time|take", re.I),
+}
+
+#: facts the shipped data never holds: a question about them is refused (with a pointer)
+_UNSUPPORTED = {
+    "amount": re.compile(
+        r"(?<!手数料)(?:いくら|何円|金額|支給額|月額)(?!.*手数料)"
+        r"|how much (?:money|will i|do i get|is the (?:allowance|benefit))",
+        re.I,
+    ),
+    "schedule": re.compile(
+        r"何曜日|何時|営業時間|開庁時間|受付時間|締め?切り|いつまで|what time|opening hours|which day|deadline", re.I
+    ),
+    "personal": re.compile(r"私の(?:申請|審査|状況)|審査状況|my application status|status of my", re.I),
+}
+
+_EN_VALUES = {
+    "実施済": "available",
+    "一部実施済": "partly available",
+    "未実施": "not available",
+    "適用除外": "exempt from online filing",
+    "その他": "other arrangements",
+    "手数料等無し": "no fee",
+    "手数料等有り": "a fee is charged",
+    "国民等": "individuals",
+    "民間事業者等": "businesses",
+    "国民等、民間事業者等": "individuals and businesses",
+    "添付書類なし": "no attachments",
+}
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[。！？!?])\s*|\n+|(?<=\.)\s+(?=[A-Z])")
+
+
+def asked_fields(question: str) -> set[str]:
+    return {name for name, pattern in _ASKS.items() if pattern.search(question)}
+
+
+def unsupported_intent(question: str) -> str | None:
+    for name, pattern in _UNSUPPORTED.items():
+        if pattern.search(question):
+            if name == "amount" and _ASKS["fee"].search(question) and re.search(r"手数料|fee", question, re.I):
+                continue  # a fee question is answered by the fee field
+            return name
+    return None
+
+
+def _strip(value: Any) -> str:
+    text = str(value or "").strip()
+    return re.sub(r"^\s*[0-9]+(?:-[0-9]+)?\s+", "", text)
+
+
+def _items(value: Any) -> list[str]:
+    return [_strip(v) for v in str(value or "").split(";") if v.strip()]
+
+
+class ExtractiveComposer:
+    name = "extractive"
+
+    def __init__(self, wording: PromptSpec | None = None, *, max_passages: int = 3, alt_margin: float = 0.03) -> None:
+        self.wording = wording or load_prompt("answer_wording")
+        self.max_passages = max_passages
+        self.alt_margin = alt_margin
+        self._tokenizer = CharBigramTokenizer()
+
+    # -- selection ------------------------------------------------------------------------
+
+    def select(self, passages: list[Passage]) -> list[Passage]:
+        """The top passage, and near-ties of the same kind (a citizen sees the alternatives)."""
+        if not passages:
+            return []
+        top = passages[0]
+        top_dense = top.raw_scores.get("dense")
+        chosen = [top]
+        for p in passages[1:]:
+            if len(chosen) >= self.max_passages:
+                break
+            if p.kind != top.kind:
+                continue
+            dense = p.raw_scores.get("dense")
+            if top_dense is not None and dense is not None and dense >= top_dense - self.alt_margin:
+                chosen.append(p)
+        return chosen
+
+    # -- wording --------------------------------------------------------------------------
+
+    def phrase(self, language: Language, key: str, **values: Any) -> str:
+        return self.wording.text(language, key, **values).strip()
+
+    def _value(self, language: Language, value: str) -> str:
+        if language == "en":
+            return _EN_VALUES.get(value, value)
+        return value
+
+    def _procedure(self, p: Passage, n: int, language: Language, asked: set[str], primary: bool) -> list[Sentence]:
+        f: dict[str, Any] = p.payload.get("fields") or {}
+        out: list[Sentence] = []
+
+        def say(key: str, **values: Any) -> None:
+            out.append(Sentence(text=self.phrase(language, key, **values), citations=[n]))
+
+        law = " ".join(x for x in [f.get("法令名"), f.get("根拠条項号")] if x)
+        if not primary:
+            say("procedure_related", title=p.title)
+            return out
+        if law:
+            say("procedure_law", title=p.title, law=law)
+        else:
+            say("procedure_title", title=p.title)
+        office = "、".join(_items(f.get("申請を提出する機関"))) or _strip(f.get("手続の受け手"))
+        if office:
+            say("procedure_office", office=office)
+        online = _strip(f.get("オンライン化の実施状況"))
+        if online and (not asked or "online" in asked or "office" in asked):
+            system = f.get("情報システム(申請)")
+            online = self._value(language, online)
+            say(
+                "procedure_online",
+                online=f"{online}（{system}）"
+                if system and language == "ja"
+                else f"{online} ({system})"
+                if system
+                else online,
+            )
+        attachments = _items(f.get("申請時に添付させる書類"))
+        if attachments and (not asked or "attachments" in asked):
+            say("procedure_attachments", attachments="、".join(self._value(language, a) for a in attachments))
+        fee = _strip(f.get("手数料等の納付有無"))
+        if fee and ("fee" in asked or fee == "手数料等有り"):
+            say("procedure_fee", fee=self._value(language, fee))
+        period = f.get("処理期間(非オンライン)") or f.get("処理期間(オンライン)")
+        if period and "period" in asked:
+            say("procedure_period", period=period)
+        return out
+
+    def _garbage(self, p: Passage, n: int, language: Language, primary: bool) -> list[Sentence]:
+        item = p.payload.get("item") or p.title
+        category = p.payload.get("category") or ""
+        notice = p.payload.get("notice") or ""
+        out = [Sentence(text=self.phrase(language, "garbage_category", item=item, category=category), citations=[n])]
+        if notice and primary:
+            out.append(Sentence(text=self.phrase(language, "garbage_notice", notice=notice), citations=[n]))
+        return out
+
+    def _document(self, p: Passage, n: int, question: str, primary: bool) -> list[Sentence]:
+        """A chunk of an ingested document: copy the sentences that share most terms with the question."""
+        q_terms = {t for t in self._tokenizer.terms(question) if t.startswith(("b:", "w:"))}
+        sentences = [s.strip() for s in _SENTENCE_SPLIT.split(p.text) if s and len(s.strip()) > 4]
+        if not sentences:
+            return []
+        scored = sorted(
+            range(len(sentences)),
+            key=lambda i: -len(q_terms & set(self._tokenizer.terms(sentences[i]))),
+        )
+        keep = sorted(scored[: 2 if primary else 1])  # keep document order for readability
+        return [Sentence(text=sentences[i], citations=[n]) for i in keep]
+
+    # -- composition ----------------------------------------------------------------------
+
+    def compose(self, question: str, language: Language, passages: list[Passage]) -> Draft:
+        chosen = self.select(passages)
+        asked = asked_fields(question)
+        sentences: list[Sentence] = []
+        citations: list[Citation] = []
+        for p in chosen:
+            n = len(citations) + 1  # citation numbers stay contiguous even if a passage yields nothing
+            primary = n == 1 or p.kind == "garbage"
+            if p.kind == "procedure":
+                made = self._procedure(p, n, language, asked, primary)
+            elif p.kind == "garbage":
+                made = self._garbage(p, n, language, primary)
+            else:
+                made = self._document(p, n, question, primary)
+            if made:
+                sentences.extend(made)
+                citations.append(citation_for(p, n))
+        return Draft(sentences=sentences, citations=citations, mode="extractive")
+
+    def refusal(self, language: Language, contact: str, *, pointer: Passage | None = None, reason: str = "") -> Draft:
+        """'I don't know' plus where to ask; a loosely related passage is offered only as a pointer."""
+        sentences = [
+            Sentence(text=self.phrase(language, "refusal")),
+            Sentence(text=self.phrase(language, "contact_at", contact=contact)),
+        ]
+        citations: list[Citation] = []
+        if pointer is not None:
+            sentences.append(
+                Sentence(text=self.phrase(language, "refusal_pointer", title=pointer.title), citations=[1])
+            )
+            citations.append(citation_for(pointer, 1))
+        notices = [reason] if reason else []
+        return Draft(sentences=sentences, citations=citations, mode="refusal", refused=True, notices=notices)
+
+
+def citation_for(p: Passage, n: int) -> Citation:
+    source = str(p.payload.get("source_title") or p.source)
+    return Citation(id=n, doc_id=p.id, title=p.title, source=source, url=p.url, score=round(p.score, 4))
+
+
+def render(draft: Draft, language: Language) -> str:
+    """Sentences with their citation markers: 'text[1]' (ja) / 'text [1]' (en)."""
+    parts = []
+    for s in draft.sentences:
+        marks = "".join(f"[{c}]" for c in s.citations)
+        if not marks:
+            parts.append(s.text)
+        elif language == "ja":
+            parts.append(_attach_ja(s.text, marks))
+        else:
+            parts.append(_attach_en(s.text, marks))
+    return ("" if language == "ja" else " ").join(parts)
+
+
+def _attach_ja(text: str, marks: str) -> str:
+    if text.endswith("。"):
+        return text[:-1] + marks + "。"
+    return text + marks + "。"
+
+
+def _attach_en(text: str, marks: str) -> str:
+    if text.endswith("."):
+        return text[:-1] + f" {marks}."
+    return f"{text} {marks}."

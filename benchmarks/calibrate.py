@@ -1,0 +1,151 @@
+"""Fit the answer-confidence model (data/calibration.json) on the dev set, and report refusals.
+
+Positives: dev questions whose relevant document is in the top 3 of hybrid search. Negatives:
+the unanswerable questions, and answerable ones that retrieval misses (answering those from the
+wrong passage is worse than saying わかりません). A logistic model over the retrieval signals in
+``assistant.confidence.FEATURES``; the threshold keeps at least ``--min-refusal`` of the
+negatives refused. Five-fold cross-validation numbers are printed next to the fitted ones.
+
+    python benchmarks/calibrate.py [--json] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant.confidence import FEATURES, Calibration, features  # noqa: E402
+from assistant.language import detect_language  # noqa: E402
+from assistant.pipeline import CALIBRATION_FILE  # noqa: E402
+from assistant.services import Services  # noqa: E402
+from retrieval._types import SearchFilters  # noqa: E402
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 20000, lr: float = 0.5
+) -> tuple[np.ndarray, float]:
+    """Plain gradient descent on standardized features; returns weights for raw features."""
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    std[std == 0] = 1.0
+    z = (x - mean) / std
+    w = np.zeros(z.shape[1])
+    b = 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z @ w + b)))
+        grad_w = z.T @ (p - y) / len(y) + l2 * w
+        grad_b = float(np.mean(p - y))
+        w -= lr * grad_w
+        b -= lr * grad_b
+    raw_w = w / std
+    raw_b = b - float(np.sum(w * mean / std))
+    return raw_w, raw_b
+
+
+def choose_threshold(scores_pos: np.ndarray, scores_neg: np.ndarray, min_refusal: float) -> float:
+    """The lowest threshold that refuses at least ``min_refusal`` of the negatives."""
+    candidates = np.unique(np.concatenate([scores_pos, scores_neg, [0.5]]))
+    for t in candidates:
+        if np.mean(scores_neg < t) >= min_refusal:
+            return float(t)
+    return float(candidates[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--write", action="store_true", help=f"write data/{CALIBRATION_FILE}")
+    parser.add_argument("--min-refusal", type=float, default=0.9)
+    args = parser.parse_args()
+
+    services = Services()
+    searcher = services.searcher
+    rows: list[tuple[list[float], int, str]] = []
+    for q in load(ROOT / "benchmarks/devset/questions.jsonl"):
+        passages = searcher.search(q["question"], SearchFilters(tenant=q["tenant"]), k=5)
+        label = int(any(p.id in set(q["relevant"]) for p in passages[:3]))
+        feats = features(q["question"], passages, q["language"])
+        rows.append(([feats[f] for f in FEATURES], label, "answerable"))
+    for q in load(ROOT / "benchmarks/devset/unanswerable.jsonl"):
+        passages = searcher.search(q["question"], SearchFilters(tenant=q.get("tenant", "hakodate")), k=5)
+        feats = features(q["question"], passages, q.get("language") or detect_language(q["question"]))
+        rows.append(([feats[f] for f in FEATURES], 0, "unanswerable"))
+    services.close()
+
+    x = np.array([r[0] for r in rows], dtype=float)
+    y = np.array([r[1] for r in rows], dtype=float)
+    kinds = np.array([r[2] for r in rows])
+
+    # five-fold cross-validation: how the threshold generalizes to questions it did not see
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    folds = np.array_split(order, 5)
+    cv_answered = cv_refused = 0.0
+    for fold in folds:
+        train = np.setdiff1d(order, fold)
+        w, b = fit_logistic(x[train], y[train])
+        s_train = 1 / (1 + np.exp(-(x[train] @ w + b)))
+        t = choose_threshold(s_train[y[train] == 1], s_train[y[train] == 0], args.min_refusal)
+        s = 1 / (1 + np.exp(-(x[fold] @ w + b)))
+        cv_answered += float(np.sum((s >= t) & (y[fold] == 1)))
+        cv_refused += float(np.sum((s < t) & (kinds[fold] == "unanswerable")))
+    w, b = fit_logistic(x, y)
+    scores = 1 / (1 + np.exp(-(x @ w + b)))
+    threshold = choose_threshold(scores[y == 1], scores[y == 0], args.min_refusal)
+    pos, unans = y == 1, kinds == "unanswerable"
+    report = {
+        "n_answerable_found": int(pos.sum()),
+        "n_answerable_missed": int(((kinds == "answerable") & (y == 0)).sum()),
+        "n_unanswerable": int(unans.sum()),
+        "threshold": threshold,
+        "fitted": {
+            "answered_when_found": float(np.mean(scores[pos] >= threshold)),
+            "refused_unanswerable": float(np.mean(scores[unans] < threshold)),
+        },
+        "cross_validated": {
+            "answered_when_found": cv_answered / max(pos.sum(), 1),
+            "refused_unanswerable": cv_refused / max(unans.sum(), 1),
+        },
+        "weights": dict(zip(FEATURES, map(float, w), strict=True)),
+        "bias": b,
+    }
+    if args.write:
+        Calibration(
+            weights=report["weights"],
+            bias=b,
+            threshold=threshold,
+            fitted_on=(
+                f"benchmarks/devset ({len(y)} questions) on {dt.date.today().isoformat()}; "
+                f"cross-validated: answered {report['cross_validated']['answered_when_found']:.2f} of found, "
+                f"refused {report['cross_validated']['refused_unanswerable']:.2f} of unanswerable"
+            ),
+        ).save(services.settings.data_dir / CALIBRATION_FILE)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    print(
+        f"answerable found in top 3: {report['n_answerable_found']}, missed: {report['n_answerable_missed']}, "
+        f"unanswerable: {report['n_unanswerable']}"
+    )
+    print(f"threshold {threshold:.3f}")
+    print(f"{'':<16}{'answered (found)':>18}{'refused (unanswerable)':>24}")
+    for name in ("fitted", "cross_validated"):
+        r = report[name]
+        print(f"{name:<16}{r['answered_when_found']:>18.3f}{r['refused_unanswerable']:>24.3f}")
+    print("weights:", json.dumps(report["weights"]), "bias:", round(b, 3))
+
+
+if __name__ == "__main__":
+    main()
