@@ -190,16 +190,26 @@ def serve(
     """Serve the API, the widget demo and the docs."""
     import uvicorn
 
+    from assistant.settings import get_settings
+
+    if workers > 1 and get_settings().store == "edge":
+        _fail("the embedded Qdrant Edge index serves one process: use --workers 1, or TOSEI_STORE=qdrant", as_json, 2)
     if as_json:
         typer.echo(json.dumps({"serving": f"http://{host}:{port}", "workers": workers}))
     uvicorn.run("ui.api:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 def main() -> None:
+    from retrieval.stores import IndexBusy
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except IndexBusy as exc:
+        as_json = "--json" in sys.argv
+        typer.echo(json.dumps({"error": str(exc)}) if as_json else f"error: {exc}", err=not as_json)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -28,17 +28,31 @@ _ASKS = {
     "period": re.compile(r"期間|何日|どのくらい|日数|かかる|how long|processing time|take", re.I),
 }
 
-#: facts the shipped data never holds: a question about them is refused (with a pointer)
+#: what the shipped data never holds: a question about it is refused, with a pointer to the
+#: related procedure. The survey says whether a fee exists, never how much; it has no dates,
+#: hours or phone numbers; and no answer may be a legal or tax judgment (governance rule).
 _UNSUPPORTED = {
-    "amount": re.compile(
-        r"(?<!手数料)(?:いくら|何円|金額|支給額|月額)(?!.*手数料)"
-        r"|how much (?:money|will i|do i get|is the (?:allowance|benefit))",
+    "amount": re.compile(r"いくら|何円|金額|支給額|月額|相場|how much|what is the (?:fee|amount|cost)", re.I),
+    "schedule": re.compile(
+        r"何曜日|何時|何月|何日に|何日以内|期限|営業時間|開庁時間|受付時間|締め?切り|いつまで"
+        r"|いつ.{0,6}(?:振り?込|支給|届|もらえ)|空き|空いて|待ち時間|混雑"
+        r"|what time|opening hours|which day|which month|deadline|vacanc|waiting time|collection day"
+        r"|when (?:will|do|does|is) .*(?:paid|arrive|open)",
         re.I,
     ),
-    "schedule": re.compile(
-        r"何曜日|何時|営業時間|開庁時間|受付時間|締め?切り|いつまで|what time|opening hours|which day|deadline", re.I
+    "contact": re.compile(r"電話番号|メールアドレス|phone number|e-?mail address", re.I),
+    "personal": re.compile(
+        r"私の(?:申請|審査|状況)|審査状況|(?:もう|まだ).{0,12}(?:許可|認定|決定|受理)され"
+        r"|my application status|status of my|has my .{0,40} been|is my .{0,40} (?:approved|granted|accepted)",
+        re.I,
     ),
-    "personal": re.compile(r"私の(?:申請|審査|状況)|審査状況|my application status|status of my", re.I),
+    "judgment": re.compile(
+        r"勝て(?:ます|る)|訴え(?:たら|れば)|違法|合法|どちらが(?:得|いい|良い|有利)|どっちが|得(?:です)?か|損(?:です)?か"
+        r"|病気ですか|診断|おすすめ|オススメ|recommend"
+        r"|is it better|which is better|better for me|can i sue|will i win|is it (?:il)?legal"
+        r"|do i have (?:the )?(?:flu|covid)",
+        re.I,
+    ),
 }
 
 _EN_VALUES = {
@@ -63,10 +77,9 @@ def asked_fields(question: str) -> set[str]:
 
 
 def unsupported_intent(question: str) -> str | None:
+    """The kind of fact or judgment a question asks for that no shipped source holds, if any."""
     for name, pattern in _UNSUPPORTED.items():
         if pattern.search(question):
-            if name == "amount" and _ASKS["fee"].search(question) and re.search(r"手数料|fee", question, re.I):
-                continue  # a fee question is answered by the fee field
             return name
     return None
 
@@ -92,21 +105,31 @@ class ExtractiveComposer:
     # -- selection ------------------------------------------------------------------------
 
     def select(self, passages: list[Passage]) -> list[Passage]:
-        """The top passage, and near-ties of the same kind (a citizen sees the alternatives)."""
+        """The top passage, and variants of it a citizen should see too.
+
+        A variant is of the same kind, scores within ``alt_margin`` of the top passage's dense
+        cosine, and shares at least half of its title's bigrams with the top title (一般旅券の発給の
+        申請 at the prefecture vs. at a consulate), so unrelated near-ties are not listed.
+        """
         if not passages:
             return []
         top = passages[0]
         top_dense = top.raw_scores.get("dense")
+        top_terms = self._title_terms(top.title)
         chosen = [top]
         for p in passages[1:]:
             if len(chosen) >= self.max_passages:
                 break
-            if p.kind != top.kind:
-                continue
             dense = p.raw_scores.get("dense")
-            if top_dense is not None and dense is not None and dense >= top_dense - self.alt_margin:
+            if p.kind != top.kind or top_dense is None or dense is None or dense < top_dense - self.alt_margin:
+                continue
+            terms = self._title_terms(p.title)
+            if terms and len(terms & top_terms) / len(terms) >= 0.5:
                 chosen.append(p)
         return chosen
+
+    def _title_terms(self, title: str) -> set[str]:
+        return {t for t in self._tokenizer.terms(title) if t.startswith(("b:", "w:"))}
 
     # -- wording --------------------------------------------------------------------------
 
@@ -133,7 +156,11 @@ class ExtractiveComposer:
             say("procedure_law", title=p.title, law=law)
         else:
             say("procedure_title", title=p.title)
-        office = "、".join(_items(f.get("申請を提出する機関"))) or _strip(f.get("手続の受け手"))
+        # 手続の受け手 "国民等" means the state hands something to the citizen: no office to file at
+        receiver = _strip(f.get("手続の受け手"))
+        office = "、".join(_items(f.get("申請を提出する機関"))) or (
+            receiver if receiver and receiver not in _EN_VALUES else ""
+        )
         if office:
             say("procedure_office", office=office)
         online = _strip(f.get("オンライン化の実施状況"))
@@ -229,7 +256,7 @@ def render(draft: Draft, language: Language) -> str:
     for s in draft.sentences:
         marks = "".join(f"[{c}]" for c in s.citations)
         if not marks:
-            parts.append(s.text)
+            parts.append(s.text if language != "ja" or s.text.endswith(("。", "！", "？")) else s.text + "。")
         elif language == "ja":
             parts.append(_attach_ja(s.text, marks))
         else:

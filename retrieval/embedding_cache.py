@@ -31,9 +31,13 @@ class EmbeddingCache:
         self.writable = writable
         self._vectors: dict[bytes, np.ndarray] = {}
         self._dirty: dict[bytes, np.ndarray] = {}
-        for path in [*read_only, *([writable] if writable else [])]:
+        for path in read_only:
             if path.exists():
                 self._load(path)
+        #: vectors of the read-only layers are never written again to the writable file
+        self._read_only = set(self._vectors)
+        if writable is not None and writable.exists():
+            self._load(writable)
 
     def _load(self, path: Path) -> None:
         try:
@@ -57,11 +61,12 @@ class EmbeddingCache:
         self._dirty[key] = half
 
     def save(self, path: Path | None = None, *, keys: Sequence[bytes] | None = None) -> int:
-        """Write ``keys`` (default: all vectors) atomically to ``path`` (default: the writable file)."""
+        """Write ``keys`` atomically to ``path`` (default: every vector not in a read-only layer, to
+        the writable file)."""
         target = path or self.writable
         if target is None:
             raise ValueError("no writable embedding cache configured")
-        selected = list(keys) if keys is not None else list(self._vectors)
+        selected = list(keys) if keys is not None else [k for k in self._vectors if k not in self._read_only]
         selected = [k for k in selected if k in self._vectors]
         target.parent.mkdir(parents=True, exist_ok=True)
         key_array = np.frombuffer(b"".join(selected), dtype=np.uint8).reshape(len(selected), 32)

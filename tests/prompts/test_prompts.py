@@ -121,7 +121,7 @@ def test_unknown_prompt_language_or_key() -> None:
 
 def test_answer_wording_keys_and_texts() -> None:
     spec = prompts.load("answer_wording")
-    assert spec.ref == "answer_wording@v1"
+    assert spec.ref == "answer_wording@v2"
     for language in ("ja", "en"):
         # the extractive composer may add wordings; these are the ones every answer path relies on
         assert set(spec.keys(language)) >= WORDING_KEYS

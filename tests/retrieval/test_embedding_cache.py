@@ -42,7 +42,8 @@ def test_read_only_layer_and_selected_save(tmp_path: Path) -> None:
     assert len(layered) == 2
     layered.embed_passages(embedder, ["a", "d"])
     assert len(EmbeddingCache(shipped)) == 2  # the shipped layer is never written
-    assert len(EmbeddingCache(tmp_path / "var.npz")) == 3  # read-only vectors + the new one
+    assert len(EmbeddingCache(tmp_path / "var.npz")) == 1  # only the new vector: the shipped ones stay shipped
+    assert len(EmbeddingCache(tmp_path / "var.npz", read_only=[shipped])) == 3
 
 
 def test_interrupted_build_keeps_checkpointed_vectors(tmp_path: Path) -> None:
@@ -63,3 +64,14 @@ def test_corrupt_cache_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not a zip")
     with pytest.raises(RuntimeError, match="delete it to rebuild"):
         EmbeddingCache(bad)
+
+
+def test_the_writable_layer_holds_only_new_vectors_even_of_another_model(tmp_path: Path) -> None:
+    shipped = tmp_path / "shipped.npz"
+    big = HashEmbedder(dim=32, model_id="big")
+    seed = EmbeddingCache(None)
+    seed.embed_passages(big, ["a", "b"])
+    seed.save(shipped)
+    layered = EmbeddingCache(tmp_path / "var.npz", read_only=[shipped])
+    layered.embed_passages(HashEmbedder(dim=8, model_id="small"), ["c"])  # another dim: no clash
+    assert len(EmbeddingCache(tmp_path / "var.npz")) == 1

@@ -164,3 +164,33 @@ def test_searching_without_an_index_says_how_to_build_one(tmp_path: Path) -> Non
     store = EdgeStore(tmp_path / "missing")
     with pytest.raises(RuntimeError, match="tosei index"):
         Searcher(store, HashEmbedder(), SparseEncoder(CharBigramTokenizer())).search("x", SearchFilters(tenant="a"))
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "sparse"])
+def test_the_usage_prior_breaks_ties_after_fusion(store: VectorStore, tmp_path: Path, mode: str) -> None:
+    """Two procedures matching a question equally: the one people file more often comes first."""
+    twins = [
+        Document(
+            id=f"t{i}",
+            tenant=SHARED_TENANT,
+            kind="procedure",
+            source="s",
+            title="旅券の申請",
+            text=f"手続名: 旅券の申請\n提出先: {office}",
+            prior=prior,
+        )
+        for i, (office, prior) in enumerate([("本府省庁", 0.0), ("都道府県庁", 0.9)])
+    ]
+    embedder = HashEmbedder()
+    sparse = SparseEncoder(CharBigramTokenizer())
+    Indexer(store, embedder, sparse, EmbeddingCache(None)).sync(twins, tenant=SHARED_TENANT)
+    plain = Searcher(store, embedder, sparse).search("旅券の申請", SearchFilters(tenant="a"), k=2, mode=mode)  # type: ignore[arg-type]
+    boosted = Searcher(store, embedder, sparse, prior_weight=0.3).search(
+        "旅券の申請",
+        SearchFilters(tenant="a"),
+        k=2,
+        mode=mode,  # type: ignore[arg-type]
+    )
+    assert {p.id for p in plain} == {"t0", "t1"}
+    assert [p.id for p in boosted] == ["t1", "t0"]
+    assert boosted[0].score > boosted[1].score
