@@ -80,9 +80,12 @@ class BodyLimit(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, services: Services | None = None, pipeline: Pipeline | None = None
+) -> FastAPI:
+    """The app; ``services`` or a ready ``pipeline`` replace the ones built from settings (tests, embedding)."""
     settings = settings or get_settings()
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"pipeline": pipeline} if pipeline is not None else {}
     lock = threading.Lock()
 
     def pipeline() -> Pipeline:

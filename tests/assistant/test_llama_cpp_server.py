@@ -19,10 +19,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from assistant._types import Request
 from assistant.compose_llm import LLMComposer
+from assistant.confidence import Calibration
 from assistant.llm import ChatMessage, LLMError, OpenAICompatibleLLM
+from assistant.pipeline import Pipeline
+from assistant.services import Services
 from retrieval._types import Passage
+from ui.api import create_app
 
 pytestmark = [
     pytest.mark.llm,
@@ -202,3 +208,29 @@ def test_stopped_server_raises_llm_error_quickly(running: LlamaServer) -> None:
     with pytest.raises(LLMError):
         list(llm.stream(MESSAGES, max_tokens=4))
     assert time.monotonic() - started < 10
+
+
+def test_the_pipeline_and_api_fall_back_when_the_server_stops(
+    running: LlamaServer, services: Services, hash_calibration: Calibration
+) -> None:
+    """End to end: answers go through the real server; once it stops, citizens still get a cited
+    extractive answer with a notice, and the API answers 200, never 500."""
+    services._overrides["llm"] = _llm(running, timeout=5.0)
+    pipeline = Pipeline(services, calibration=hash_calibration)
+    question = Request(tenant="hakodate", text="戸籍の届出（出生）はどこに出しますか")
+    first = pipeline.answer(question)
+    llm_decisions = [d for d in first.decisions if d.rule == "compose.llm"]
+    assert llm_decisions, "the LLM composer was not used"
+    # whatever the 270M model wrote, the answer is guarded: cited sentences or a refusal
+    assert first.refused or first.citations
+
+    running.stop()
+    fallback = pipeline.answer(question)
+    assert fallback.mode == "llm-fallback" and not fallback.refused
+    assert "市役所・町村役場" in fallback.answer and fallback.citations
+    assert any("AI" in n and "利用できない" in n for n in fallback.notices)
+
+    with TestClient(create_app(services.settings, pipeline=pipeline)) as client:
+        response = client.post("/v1/ask", json={"question": question.text, "tenant": "hakodate"})
+    assert response.status_code == 200
+    assert response.json()["mode"] == "llm-fallback"

@@ -8,17 +8,14 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from assistant.confidence import Calibration
 from assistant.pipeline import Pipeline
 from assistant.services import Services
 from ui.api import create_app
 
 
 @pytest.fixture
-def client(services: Services, hash_calibration: Calibration, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    # the app builds its pipeline from these services; the hash embedder needs its own calibration
-    monkeypatch.setattr("ui.api.Pipeline", lambda s: Pipeline(s, calibration=hash_calibration))
-    with TestClient(create_app(services.settings, services=services)) as c:
+def client(pipeline: Pipeline) -> Iterator[TestClient]:
+    with TestClient(create_app(pipeline.services.settings, pipeline=pipeline)) as c:
         yield c
 
 
@@ -119,3 +116,31 @@ def test_docs_and_widget_are_served_locally(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "widget.js" in page.text
     assert client.get("/static/widget.js").status_code == 200
+
+
+def test_a_stopped_llm_server_gives_an_extractive_answer_not_a_500(services: Services) -> None:
+    import socket
+
+    from assistant.confidence import Calibration
+    from assistant.llm import OpenAICompatibleLLM
+
+    with socket.socket() as s:  # a port nobody listens on: what a stopped LLM server looks like
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    services._overrides["llm"] = OpenAICompatibleLLM(
+        base_url=f"http://127.0.0.1:{dead}/v1", model="m", timeout=1.0, max_retries=0
+    )
+    calibration = Calibration(weights={"dense_top": 12.0, "coverage": 6.0}, bias=-7.0, threshold=0.5)
+    app = create_app(services.settings, pipeline=Pipeline(services, calibration=calibration))
+    with TestClient(app) as client:
+        for stream in (False, True):
+            r = client.post(
+                "/v1/ask",
+                json={"question": "戸籍の届出（出生）はどこに出しますか", "tenant": "hakodate", "stream": stream},
+            )
+            assert r.status_code == 200
+            body = (
+                r.json() if not stream else json.loads(r.text.strip().split("\n\n")[-1].split("data: ", 1)[1])["answer"]
+            )
+            assert body["mode"] == "llm-fallback" and body["citations"]
+            assert any("利用できない" in n for n in body["notices"])
