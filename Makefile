@@ -46,6 +46,9 @@ embeddings: $(VENV)/.base
 	$(VENV)/bin/tosei embeddings build
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.dev

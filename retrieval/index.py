@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from tqdm import tqdm
 
 from retrieval._types import Document, Passage, SearchFilters, content_hash
@@ -147,16 +151,37 @@ class Searcher:
         *,
         expander: QueryExpander | None = None,
         prior_weight: float = 0.0,
+        query_cache_size: int = 0,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.sparse = sparse
         self.expander = expander
         self.prior_weight = prior_weight
+        # a citizen-facing service sees the same questions again and again; embedding one is
+        # most of the CPU of a search, so recent query vectors are kept (bounded, LRU)
+        self._query_cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._query_cache_size = query_cache_size
+        self._cache_lock = threading.Lock()
+
+    def _query_vector(self, text: str) -> npt.NDArray[np.float32]:
+        if self._query_cache_size:
+            with self._cache_lock:
+                vector = self._query_cache.get(text)
+                if vector is not None:
+                    self._query_cache.move_to_end(text)
+                    return vector
+        vector = self.embedder.embed_queries([text])[0]
+        if self._query_cache_size:
+            with self._cache_lock:
+                self._query_cache[text] = vector
+                while len(self._query_cache) > self._query_cache_size:
+                    self._query_cache.popitem(last=False)
+        return vector
 
     def search(self, query: str, filters: SearchFilters, *, k: int = 5, mode: SearchMode = "hybrid") -> list[Passage]:
         text = self.expander.expand(query).query if self.expander is not None else query
-        dense = self.embedder.embed_queries([text])[0] if mode in ("dense", "hybrid") else None
+        dense = self._query_vector(text) if mode in ("dense", "hybrid") else None
         sparse = self.sparse.encode_query(text) if mode in ("sparse", "hybrid") else None
         results = self.store.query(
             dense=dense, sparse=sparse, filters=filters, limit=k, mode=mode, prior_weight=self.prior_weight

@@ -33,7 +33,8 @@ class HashEmbedder:
                     out[row, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return (out / norms).astype(np.float32)
+        normalized: Vectors = (out / norms).astype(np.float32)
+        return normalized
 
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
         return self._embed(texts)

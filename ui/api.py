@@ -60,7 +60,7 @@ class SearchResponse(BaseModel):
     query: str
     tenant: str
     mode: str
-    results: list[Passage]
+    results: list[Passage] = Field(description="Passages; `payload` only when asked for.")
 
 
 class ErrorBody(BaseModel):
@@ -88,7 +88,7 @@ def create_app(
     state: dict[str, Any] = {"pipeline": pipeline} if pipeline is not None else {}
     lock = threading.Lock()
 
-    def pipeline() -> Pipeline:
+    def get_pipeline() -> Pipeline:
         # built on first use (and at start-up): loading the index and the embedder takes seconds
         with lock:
             if "pipeline" not in state:
@@ -98,7 +98,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            await run_in_threadpool(pipeline)
+            await run_in_threadpool(get_pipeline)
         except Exception:  # readiness reports it; the process stays up for /healthz
             log.exception("pipeline failed to start")
         yield
@@ -150,7 +150,7 @@ def create_app(
     def readyz() -> JSONResponse:
         """The index is loaded and holds documents: the service can answer."""
         try:
-            p = pipeline()
+            p = get_pipeline()
             points = p.services.store.count()
         except Exception as exc:
             return error(503, f"not ready: {exc}")
@@ -179,7 +179,7 @@ def create_app(
             k=body.k,
             **({"conversation": body.conversation} if body.conversation else {}),
         )
-        p = await run_in_threadpool(pipeline)
+        p = await run_in_threadpool(get_pipeline)
         if not body.stream:
             answer: Answer = await run_in_threadpool(p.answer, request)
             return AskResponse(**answer.model_dump(exclude={"decisions"}))
@@ -212,15 +212,23 @@ def create_app(
         kind: Annotated[list[str] | None, Query(description="Filter by document kind")] = None,
         source: Annotated[list[str] | None, Query(description="Filter by source id")] = None,
         language: Language | None = None,
+        payload: Annotated[bool, Query(description="Include each document's structured fields.")] = False,
     ) -> Any:
         """Hybrid (dense + sparse, RRF) search over the tenant's and the shared documents."""
-        p = await run_in_threadpool(pipeline)
+        p = await run_in_threadpool(get_pipeline)
         p.services.tenants.get(tenant)
         if not q.strip():
             return error(422, "query is empty")
         filters = SearchFilters(tenant=tenant, kinds=kind, sources=source, language=language)
         results = await run_in_threadpool(lambda: p.services.searcher.search(q, filters, k=k, mode=mode))
-        return SearchResponse(query=q, tenant=tenant, mode=mode, results=results)
+        # serialized here, once: the structured fields are large and most callers do not want them
+        body = {
+            "query": q,
+            "tenant": tenant,
+            "mode": mode,
+            "results": [r.model_dump(exclude=None if payload else {"payload"}) for r in results],
+        }
+        return JSONResponse(body)
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

