@@ -167,11 +167,11 @@ class Searcher:
     def _query_vector(self, text: str) -> npt.NDArray[np.float32]:
         if self._query_cache_size:
             with self._cache_lock:
-                vector = self._query_cache.get(text)
-                if vector is not None:
+                cached = self._query_cache.get(text)
+                if cached is not None:
                     self._query_cache.move_to_end(text)
-                    return vector
-        vector = self.embedder.embed_queries([text])[0]
+                    return cached
+        vector: npt.NDArray[np.float32] = self.embedder.embed_queries([text])[0]
         if self._query_cache_size:
             with self._cache_lock:
                 self._query_cache[text] = vector
