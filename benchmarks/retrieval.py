@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.services import Services  # noqa: E402
+from assistant.settings import Settings  # noqa: E402
 from retrieval._types import Document, SearchFilters  # noqa: E402
 from retrieval.embedding_cache import EmbeddingCache  # noqa: E402
 from retrieval.index import Indexer, Searcher, sparse_avg_len  # noqa: E402
@@ -112,7 +113,8 @@ def main() -> None:
     parser.add_argument("--skip-jsquad", action="store_true")
     args = parser.parse_args()
 
-    services = Services()
+    # no query-vector cache: every mode embeds every question, so ms/q is comparable
+    services = Services(settings=Settings(query_cache_size=0))
     results: dict[str, Any] = {}
     own = own_questions(ROOT / "benchmarks/devset/questions.jsonl")
     results["own"] = evaluate(services.searcher, own)
