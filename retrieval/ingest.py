@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import io
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ from llama_index.core.readers.base import BaseReader
 from llama_index.core.schema import Document as LlamaDocument
 from tqdm import tqdm
 
-from retrieval._types import Document, Language, content_hash
+from retrieval._types import Document, Language
 from retrieval.index import IndexMeta
 
 if TYPE_CHECKING:
@@ -553,19 +554,6 @@ def _path_of(doc_id: str) -> str:
     return doc_id.rsplit("#", 1)[0]
 
 
-def _kept_ids(documents: Sequence[Document]) -> set[str]:
-    """Ids Indexer.sync keeps: the first of each id and of each (title, text) (the same key as sync's)."""
-    ids: set[str] = set()
-    texts: set[str] = set()
-    for doc in documents:
-        key = content_hash(doc.title + "\x1f" + doc.text)
-        if doc.id in ids or key in texts:
-            continue
-        ids.add(doc.id)
-        texts.add(key)
-    return ids
-
-
 def ingest(
     root: Path,
     *,
@@ -583,25 +571,18 @@ def ingest(
     # refuse an index built with another embedder or tokenizer before writing anything to it
     meta = services.check_index()
     result = documents_from_path(Path(root), tenant=tenant, source=source, progress=progress)
-    indexer = services.indexer()
     failed = {path for path, _ in result.errors}
-    if not failed:
-        report = indexer.sync(result.documents, tenant=tenant, source=result.source, progress=progress)
-        kept_back = 0
-    else:
-        existing = services.store.content_hashes(tenant, result.source)
-        report = indexer.sync(
-            result.documents, tenant=tenant, source=result.source, delete_missing=False, progress=progress
-        )
-        present = _kept_ids(result.documents)
-        gone = sorted(i for i in existing if i not in present and _path_of(i) not in failed)
-        services.store.delete(tenant, gone)
-        report.deleted = len(gone)
-        report.ids["deleted"] = gone
-        kept_back = sum(1 for i in existing if i not in present and _path_of(i) in failed)
-        flush: Callable[[], None] | None = getattr(services.store, "flush", None)
-        if callable(flush):
-            flush()
+    started = dt.datetime.now(dt.UTC)
+    report = services.indexer().sync(
+        result.documents,
+        tenant=tenant,
+        source=result.source,
+        keep=lambda doc_id: _path_of(doc_id) in failed,
+        progress=progress,
+    )
+    services.runlog.record(
+        "ingest", report, started=started, embedder=services.embedder.model_id, errors=len(result.errors)
+    )
     if meta is None:
         # a first ingest creates the index: record what its vectors were made with, as `tosei index` does
         IndexMeta(
@@ -617,6 +598,6 @@ def ingest(
         "skipped": result.skipped,
         "documents": len(result.documents),
         "errors": [{"path": path, "error": message} for path, message in result.errors],
-        "kept_from_failed_files": kept_back,
+        "kept_from_failed_files": report.kept,
         "sync": report.as_dict(),
     }
