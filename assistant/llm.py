@@ -20,8 +20,6 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
-    from assistant.settings import Settings
-
 Role = Literal["system", "user", "assistant"]
 
 
@@ -157,19 +155,6 @@ class OpenAICompatibleLLM:
             raise self._error(exc) from exc
         if not produced:
             raise LLMError(f"LLM {self.model_id!r} at {self.base_url} streamed an empty reply")
-
-
-def llm_from_settings(settings: Settings) -> OpenAICompatibleLLM | None:
-    """The configured LLM, or None when no base URL is set (extractive answers only)."""
-    if not settings.llm_base_url:
-        return None
-    return OpenAICompatibleLLM(
-        base_url=settings.llm_base_url,
-        model=settings.llm_model,
-        api_key=settings.llm_api_key,
-        timeout=settings.llm_timeout,
-        max_retries=settings.llm_max_retries,
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -66,7 +66,6 @@ class Settings(BaseSettings):
     #: SQLAlchemy URL, e.g. postgresql+psycopg://tosei@db/tosei; unset: SQLite under var_dir
     database_url: str | None = None
 
-
     @property
     def index_dir(self) -> Path:
         return self.var_dir / "index"

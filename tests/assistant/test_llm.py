@@ -24,9 +24,7 @@ from assistant.llm import (
     LLMError,
     OpenAICompatibleLLM,
     TestModel,
-    llm_from_settings,
 )
-from assistant.settings import Settings
 
 # --------------------------------------------------------------------------------------------
 # a tiny OpenAI-compatible server
@@ -370,13 +368,3 @@ def test_empty_stream_raises_llm_error(server: FakeServer) -> None:
     server.behaviour.reply = ""
     with pytest.raises(LLMError, match="empty"):
         list(_llm(server).stream(MESSAGES))
-
-
-def test_llm_from_settings() -> None:
-    assert llm_from_settings(Settings(llm_base_url=None)) is None
-    assert llm_from_settings(Settings(llm_base_url="")) is None
-    llm = llm_from_settings(
-        Settings(llm_base_url="http://127.0.0.1:8080/v1", llm_model="gemma3", llm_timeout=7.0, llm_max_retries=0)
-    )
-    assert llm is not None
-    assert (llm.model_id, llm.base_url, llm.timeout, llm.max_retries) == ("gemma3", "http://127.0.0.1:8080/v1", 7.0, 0)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import socket
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +14,6 @@ import pytest
 from assistant.services import Services
 from assistant.settings import Settings
 from retrieval._types import Document, SearchFilters
-from retrieval.embedders import Vectors
 from retrieval.embedding_cache import EmbeddingCache
 from retrieval.index import Indexer, IndexMeta, Searcher
 from retrieval.ingest import (
@@ -31,6 +28,7 @@ from retrieval.ingest import (
 )
 from retrieval.sparse import CharBigramTokenizer, SparseEncoder
 from retrieval.stores import EdgeStore
+from retrieval.testing import HashEmbedder
 
 TENANT = "hakodate"
 
@@ -311,37 +309,10 @@ def test_reading_never_touches_the_network(corpus: Path, monkeypatch: pytest.Mon
 # --------------------------------------------------------------------------------------------
 
 
-class FakeEmbedder:
-    """Deterministic and fast: a normalized bag of hashed characters (similar texts, similar vectors)."""
-
-    model_id = "test"
-    dim = 16
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def _embed(self, texts: Sequence[str]) -> Vectors:
-        self.calls += len(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for ch in text:
-                out[row, zlib.crc32(ch.encode("utf-8")) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        vectors: Vectors = (out / norms).astype(np.float32)
-        return vectors
-
-    def embed_passages(self, texts: Sequence[str]) -> Vectors:
-        return self._embed(texts)
-
-    def embed_queries(self, texts: Sequence[str]) -> Vectors:
-        return self._embed(texts)
-
-
 @pytest.fixture()
 def index(tmp_path: Path) -> Iterator[tuple[Indexer, Searcher, EdgeStore]]:
     store = EdgeStore(tmp_path / "edge")
-    embedder = FakeEmbedder()
+    embedder = HashEmbedder(dim=16, model_id="test")
     sparse = SparseEncoder(CharBigramTokenizer())
     indexer = Indexer(store, embedder, sparse, EmbeddingCache(tmp_path / "c.npz"))
     yield indexer, Searcher(store, embedder, sparse), store
@@ -400,7 +371,7 @@ def test_ingest_helper_with_services(corpus: Path, tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "services-edge")
     services = Services(
         settings=Settings(var_dir=tmp_path / "var", data_dir=tmp_path / "data"),
-        _overrides={"embedder": FakeEmbedder(), "store": store},
+        _overrides={"embedder": HashEmbedder(dim=16, model_id="test"), "store": store},
     )
     try:
         report = ingest(corpus, tenant=TENANT, services=services)
