@@ -176,7 +176,9 @@ class ExtractiveComposer:
                 else online,
             )
         attachments = _items(f.get("申請時に添付させる書類"))
-        if attachments and (not asked or "attachments" in asked):
+        # "その他の添付書類" alone tells a citizen nothing unless they asked what to bring
+        informative = any(a != "その他の添付書類" for a in attachments)
+        if attachments and ("attachments" in asked or (not asked and informative)):
             say("procedure_attachments", attachments="、".join(self._value(language, a) for a in attachments))
         fee = _strip(f.get("手数料等の納付有無"))
         if fee and ("fee" in asked or fee == "手数料等有り"):

@@ -10,7 +10,9 @@
   var tenant = (script && script.dataset.tenant) || "hakodate";
   var api = ((script && script.dataset.api) || "").replace(/\/$/, "");
   var inline = script && script.dataset.inline === "true";
-  var lang = (navigator.language || "ja").slice(0, 2) === "ja" ? "ja" : "en";
+  // the host page decides the widget's language (data-lang, then <html lang>), then the browser
+  var lang = ((script && script.dataset.lang) || document.documentElement.lang || navigator.language || "ja")
+    .slice(0, 2) === "ja" ? "ja" : "en";
   var T = {
     ja: { title: "手続き案内AI", placeholder: "質問を入力（例: 出生届はどこに出す？）", send: "送信",
           sources: "出典", person: "職員と話したい", thinking: "検索しています…", error: "エラーが発生しました: " },
@@ -119,4 +121,9 @@
     input.value = ""; ask(q);
   });
   person.addEventListener("click", function () { ask(lang === "ja" ? "職員と話したい" : "I want to talk to a person"); });
+  // host pages may offer example questions: any element with data-tosei-ask asks its text
+  document.addEventListener("click", function (e) {
+    var target = e.target && e.target.closest ? e.target.closest("[data-tosei-ask]") : null;
+    if (target) { e.preventDefault(); ask(target.getAttribute("data-tosei-ask") || target.textContent.trim()); }
+  });
 })();
