@@ -209,3 +209,15 @@ def test_repeated_questions_reuse_their_query_vector(store: VectorStore, tmp_pat
     searcher.search("婚姻", SearchFilters(tenant="a"))  # evicts the oldest entry
     searcher.search("出生の届出", SearchFilters(tenant="a"))
     assert embedder.calls == calls + 4
+
+
+def test_a_shard_held_by_another_opener_is_a_clear_error(tmp_path: Path) -> None:
+    from retrieval.stores import IndexBusy
+
+    first = EdgeStore(tmp_path / "edge")
+    first.ensure_collection(4)
+    first.flush()
+    with pytest.raises(IndexBusy, match="open in another process"):
+        EdgeStore(tmp_path / "edge")
+    first.close()
+    EdgeStore(tmp_path / "edge").close()  # free again once the holder closes it
