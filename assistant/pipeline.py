@@ -92,7 +92,8 @@ class Pipeline:
     def _finish(self, turn: Turn, draft: Draft, evidence: Evidence) -> Answer:
         for guard in self.outbound:
             draft = guard.check(draft, turn)
-        if draft.refused and not draft.sentences:
+        if draft.refused and (not draft.sentences or draft.mode != "refusal"):
+            # every refusal reads the same and says where to ask, whoever decided it (guard or LLM)
             draft = self.composer.refusal(turn.language, turn.tenant.contact_for(turn.language))
         notices = [*draft.notices, *turn.notices]
         notices.append(self.composer.phrase(turn.language, "ai_disclosure"))

@@ -95,6 +95,11 @@ def create_app(
                 state["pipeline"] = Pipeline(services or Services(settings=settings))
             return state["pipeline"]  # type: ignore[no-any-return]
 
+    async def ready_pipeline() -> Pipeline:
+        # after start-up the pipeline exists: no thread hop on the hot path
+        ready = state.get("pipeline")
+        return ready if ready is not None else await run_in_threadpool(get_pipeline)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -179,7 +184,7 @@ def create_app(
             k=body.k,
             **({"conversation": body.conversation} if body.conversation else {}),
         )
-        p = await run_in_threadpool(get_pipeline)
+        p = await ready_pipeline()
         if not body.stream:
             answer: Answer = await run_in_threadpool(p.answer, request)
             return AskResponse(**answer.model_dump(exclude={"decisions"}))
@@ -215,7 +220,7 @@ def create_app(
         payload: Annotated[bool, Query(description="Include each document's structured fields.")] = False,
     ) -> Any:
         """Hybrid (dense + sparse, RRF) search over the tenant's and the shared documents."""
-        p = await run_in_threadpool(get_pipeline)
+        p = await ready_pipeline()
         p.services.tenants.get(tenant)
         if not q.strip():
             return error(422, "query is empty")

@@ -134,3 +134,13 @@ def test_streaming_llm_releases_only_cited_sentences(services: Services, hash_ca
     assert not any("根拠のない" in d for d in deltas)
     done = events[-1]["answer"]
     assert "根拠のない" not in done["answer"] and done["mode"] == "llm"
+
+
+def test_an_llm_that_does_not_know_gives_the_standard_refusal(
+    services: Services, hash_calibration: Calibration
+) -> None:
+    services._overrides["llm"] = TestModel(reply="わかりません。")
+    pipeline = Pipeline(services, calibration=hash_calibration)
+    answer = pipeline.answer(Request(tenant="hakodate", text="戸籍の届出（出生）はどこに出しますか"))
+    assert answer.refused and answer.mode == "refusal"
+    assert answer.answer.startswith("わかりません") and "函館市役所" in answer.answer
