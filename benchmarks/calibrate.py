@@ -81,22 +81,26 @@ def main() -> None:
 
     services = Services()
     searcher = services.searcher
+    seen: dict[str, tuple[list[Any], list[float]]] = {}
+
+    def observe(q: dict[str, Any]) -> tuple[list[Any], list[float]]:
+        """Search once per question: its passages and the confidence features of the result."""
+        if q["question"] not in seen:
+            passages = searcher.search(q["question"], SearchFilters(tenant=q.get("tenant", "hakodate")), k=5)
+            feats = features(q["question"], passages, q.get("language") or detect_language(q["question"]))
+            seen[q["question"]] = (passages, [feats[f] for f in FIT_FEATURES])
+        return seen[q["question"]]
+
+    def found(q: dict[str, Any]) -> bool:
+        return any(p.id in set(q["relevant"]) for p in observe(q)[0][:3])
+
     rows: list[tuple[list[float], int, str]] = []
     for q in load(ROOT / "benchmarks/devset/questions.jsonl"):
-        passages = searcher.search(q["question"], SearchFilters(tenant=q["tenant"]), k=5)
-        if not any(p.id in set(q["relevant"]) for p in passages[:3]):
-            continue
-        feats = features(q["question"], passages, q["language"])
-        rows.append(([feats[f] for f in FIT_FEATURES], 1, "answerable"))
-    intent_refused = 0
+        if found(q):
+            rows.append((observe(q)[1], 1, "answerable"))
     unanswerable = load(ROOT / "benchmarks/devset/unanswerable.jsonl")
-    for q in unanswerable:
-        if unsupported_intent(q["question"]):
-            intent_refused += 1
-            continue
-        passages = searcher.search(q["question"], SearchFilters(tenant=q.get("tenant", "hakodate")), k=5)
-        feats = features(q["question"], passages, q.get("language") or detect_language(q["question"]))
-        rows.append(([feats[f] for f in FIT_FEATURES], 0, "unanswerable"))
+    intent_refused = sum(1 for q in unanswerable if unsupported_intent(q["question"]))
+    rows += [(observe(q)[1], 0, "unanswerable") for q in unanswerable if not unsupported_intent(q["question"])]
 
     x = np.array([r[0] for r in rows], dtype=float)
     y = np.array([r[1] for r in rows], dtype=float)
@@ -134,37 +138,25 @@ def main() -> None:
         "weights": dict(zip(FIT_FEATURES, map(float, w), strict=True)),
         "bias": b,
     }
-    # end to end on every unanswerable question: refused by the intent rule or by the threshold
+
+    def answers(q: dict[str, Any]) -> bool:
+        """Would the pipeline answer: no intent rule fires and the confidence clears the threshold."""
+        if unsupported_intent(q["question"]):
+            return False
+        z = b + float(np.dot(w, observe(q)[1]))
+        return bool(1 / (1 + np.exp(-z)) >= threshold)
+
+    # end to end: refused share of every unanswerable question (intent rule or threshold), and
+    # answered share of the answerable ones whose document retrieval found
     end_to_end: dict[str, float] = {}
     for name in ("devset", "heldout"):
         path = ROOT / f"benchmarks/{name}/unanswerable.jsonl"
         if not path.exists():
             continue
         questions = load(path)
-        refused = 0
-        for q in questions:
-            if unsupported_intent(q["question"]):
-                refused += 1
-                continue
-            passages = searcher.search(q["question"], SearchFilters(tenant=q.get("tenant", "hakodate")), k=5)
-            feats = features(q["question"], passages, q.get("language") or detect_language(q["question"]))
-            z = b + sum(wi * feats[f] for wi, f in zip(w, FIT_FEATURES, strict=True))
-            refused += int(1 / (1 + np.exp(-z)) < threshold)
-        end_to_end[name] = refused / len(questions)
-        # answered share of the answerable questions whose document retrieval found
-        answerable = [q for q in load(ROOT / f"benchmarks/{name}/questions.jsonl")]
-        answered = found = 0
-        for q in answerable:
-            passages = searcher.search(q["question"], SearchFilters(tenant=q["tenant"]), k=5)
-            if not any(p.id in set(q["relevant"]) for p in passages[:3]):
-                continue
-            found += 1
-            if unsupported_intent(q["question"]):
-                continue
-            feats = features(q["question"], passages, q["language"])
-            z = b + sum(wi * feats[f] for wi, f in zip(w, FIT_FEATURES, strict=True))
-            answered += int(1 / (1 + np.exp(-z)) >= threshold)
-        end_to_end[f"{name}_answered_when_found"] = answered / max(found, 1)
+        end_to_end[name] = sum(not answers(q) for q in questions) / len(questions)
+        findable = [q for q in load(ROOT / f"benchmarks/{name}/questions.jsonl") if found(q)]
+        end_to_end[f"{name}_answered_when_found"] = sum(answers(q) for q in findable) / max(len(findable), 1)
     services.close()
     report["intent_rule_refused_dev"] = intent_refused
     report["end_to_end"] = end_to_end
