@@ -127,6 +127,7 @@ class Services:
             expander=self.expander,
             prior_weight=self.settings.prior_weight,
             query_cache_size=self.settings.query_cache_size,
+            exact=self.settings.exact_search,
         )
 
     @cached_property

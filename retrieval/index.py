@@ -159,12 +159,14 @@ class Searcher:
         expander: QueryExpander | None = None,
         prior_weight: float = 0.0,
         query_cache_size: int = 0,
+        exact: bool = False,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.sparse = sparse
         self.expander = expander
         self.prior_weight = prior_weight
+        self.exact = exact
         # a citizen-facing service sees the same questions again and again; embedding one is
         # most of the CPU of a search, so recent query vectors are kept (bounded, LRU)
         self._query_cache: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
@@ -191,7 +193,13 @@ class Searcher:
         dense = self._query_vector(text) if mode in ("dense", "hybrid") else None
         sparse = self.sparse.encode_query(text) if mode in ("sparse", "hybrid") else None
         results = self.store.query(
-            dense=dense, sparse=sparse, filters=filters, limit=k, mode=mode, prior_weight=self.prior_weight
+            dense=dense,
+            sparse=sparse,
+            filters=filters,
+            limit=k,
+            mode=mode,
+            prior_weight=self.prior_weight,
+            exact=self.exact,
         )
         return annotate(results, mode, k)
 

@@ -70,11 +70,14 @@ class VectorStore(Protocol):
         limit: int,
         mode: SearchMode,
         prior_weight: float = 0.0,
+        exact: bool = False,
     ) -> dict[str, list[Hit]]:
         """Hits of the requested mode under key ``mode``, plus the single retrievers used by a hybrid query.
 
         Hybrid is RRF over the two retrievers, then ``score + prior_weight * prior`` (a formula
-        stage) so often-used procedures win ties between near-equal matches.
+        stage) so often-used procedures win ties between near-equal matches. ``exact`` makes the
+        dense retriever scan instead of walking the HNSW graph: deterministic and exact, a few ms
+        for tens of thousands of points (the embedded default), too slow for millions.
         """
         ...
 
@@ -285,8 +288,9 @@ class EdgeStore:
         limit: int,
         mode: SearchMode,
         prior_weight: float = 0.0,
+        exact: bool = False,
     ) -> dict[str, list[Hit]]:
-        from qdrant_edge import Query, QueryBatchRequest, QueryRequest
+        from qdrant_edge import Query, QueryBatchRequest, QueryRequest, SearchParams
         from qdrant_edge import SparseVector as EdgeSparse
 
         shard = self._require()
@@ -308,7 +312,17 @@ class EdgeStore:
         # each retriever alone, with ids, raw scores and the prior: fused below, and kept to
         # annotate the result for calibration
         names = list(selected)
-        singles = [QueryRequest(limit=depth, query=selected[n], filter=flt, with_payload=["prior"]) for n in names]
+        params = SearchParams(exact=True) if exact else None
+        singles = [
+            QueryRequest(
+                limit=depth,
+                query=selected[n],
+                filter=flt,
+                with_payload=["prior"],
+                params=params if n == "dense" else None,
+            )
+            for n in names
+        ]
         with self._lock:
             rows = shard.query_batch(QueryBatchRequest(singles))
             out = {
@@ -455,6 +469,7 @@ class QdrantClientStore:
         limit: int,
         mode: SearchMode,
         prior_weight: float = 0.0,
+        exact: bool = False,
     ) -> dict[str, list[Hit]]:
         from qdrant_client import models
 
@@ -475,7 +490,14 @@ class QdrantClientStore:
             return {mode: []}
         names = list(selected)
         singles = [
-            models.QueryRequest(query=q, using=using, filter=flt, limit=depth, with_payload=["prior"])
+            models.QueryRequest(
+                query=q,
+                using=using,
+                filter=flt,
+                limit=depth,
+                with_payload=["prior"],
+                params=models.SearchParams(exact=True) if exact and using == DENSE else None,
+            )
             for q, using in selected.values()
         ]
         responses = self._client.query_batch_points(self.collection, requests=singles)

@@ -221,3 +221,15 @@ def test_a_shard_held_by_another_opener_is_a_clear_error(tmp_path: Path) -> None
         EdgeStore(tmp_path / "edge")
     first.close()
     EdgeStore(tmp_path / "edge").close()  # free again once the holder closes it
+
+
+def test_exact_dense_search_agrees_with_the_graph_on_a_small_index(store: VectorStore, tmp_path: Path) -> None:
+    embedder = HashEmbedder()
+    sparse = SparseEncoder(CharBigramTokenizer())
+    Indexer(store, embedder, sparse, EmbeddingCache(None)).sync(DOCS[:3], tenant=SHARED_TENANT)
+    graph = Searcher(store, embedder, sparse).search("旅券の申請", SearchFilters(tenant="a"), k=3, mode="dense")
+    exact = Searcher(store, embedder, sparse, exact=True).search(
+        "旅券の申請", SearchFilters(tenant="a"), k=3, mode="dense"
+    )
+    assert [p.id for p in exact] == [p.id for p in graph]
+    assert exact[0].score == pytest.approx(graph[0].score, abs=1e-4)
