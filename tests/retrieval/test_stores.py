@@ -223,6 +223,8 @@ def test_a_shard_held_by_another_opener_is_a_clear_error(tmp_path: Path) -> None
     EdgeStore(tmp_path / "edge").close()  # free again once the holder closes it
 
 
+# qdrant-client's local mode always scans, and says so; the server honours the parameter
+@pytest.mark.filterwarnings("ignore:Local mode performs exact")
 def test_exact_dense_search_agrees_with_the_graph_on_a_small_index(store: VectorStore, tmp_path: Path) -> None:
     embedder = HashEmbedder()
     sparse = SparseEncoder(CharBigramTokenizer())
