@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from assistant._types import Answer, Citation, Draft, Evidence, Request, Sentence
+from assistant._types import Answer, Draft, Evidence, Request
 from assistant.agents import Agent, AgentContext, HandoffAgent, ProceduresQAAgent
 from assistant.agents.handoff import HANDOFF_PATTERN
 from assistant.compose import ExtractiveComposer, render
@@ -143,13 +143,11 @@ class Pipeline:
         buffer = ""
         released: list[str] = []
         final: tuple[Draft, Evidence] | None = None
-        valid: set[int] = set()
+        valid = set(range(1, request.k + 1))  # citation numbers the passages of this turn can have
         for item in agent.stream(AgentContext(turn=turn)):
             if isinstance(item, tuple):
                 final = item
                 break
-            if not valid:
-                valid = set(range(1, request.k + 1))
             buffer += item
             *complete, buffer = _SENTENCE_END.split(buffer)
             for sentence in complete:
@@ -169,4 +167,4 @@ def _cites(sentence: str, valid: set[int]) -> bool:
     return any(int(n) in valid for n in re.findall(r"\[(\d+)\]", sentence))
 
 
-__all__ = ["Answer", "Citation", "Pipeline", "Request", "Router", "Sentence"]
+__all__ = ["CALIBRATION_FILE", "Pipeline", "Router"]

@@ -18,13 +18,8 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class Document(BaseModel):
-    """One retrievable unit: a procedure row, a garbage item, or a chunk of an ingested file.
-
-    ``text`` is what a citizen reads and what the sparse index sees; ``embed_text`` is the
-    compact form that is embedded densely (embedding cost grows with length, so structured
-    rows embed only the fields that carry meaning for a question).
-    """
+class _Content(BaseModel):
+    """What a document and a search hit both carry."""
 
     id: str
     tenant: str
@@ -32,10 +27,20 @@ class Document(BaseModel):
     source: str
     title: str
     text: str
-    embed_text: str = ""
     url: str | None = None
     language: Language = "ja"
     payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Document(_Content):
+    """One retrievable unit: a procedure row, a garbage item, or a chunk of an ingested file.
+
+    ``text`` is what a citizen reads and what the sparse index sees; ``embed_text`` is the
+    compact form that is embedded densely (embedding cost grows with length, so structured
+    rows embed only the fields that carry meaning for a question).
+    """
+
+    embed_text: str = ""
     #: query-independent prior in [0, 1] (how often the procedure is used), added to hybrid scores
     prior: float = Field(default=0.0, ge=0.0, le=1.0)
 
@@ -53,19 +58,10 @@ class Document(BaseModel):
         )
 
 
-class Passage(BaseModel):
+class Passage(_Content):
     """A search hit: a document plus its score and the retrievers that found it."""
 
-    id: str
-    tenant: str
-    kind: str
-    source: str
-    title: str
-    text: str
-    url: str | None = None
-    language: Language = "ja"
     score: float
-    payload: dict[str, Any] = Field(default_factory=dict)
     #: rank of this passage in each single retriever (1-based), for calibration and debugging
     ranks: dict[str, int] = Field(default_factory=dict)
     #: raw score of each single retriever (dense: cosine)
